@@ -1,0 +1,1 @@
+"""oomguard integrations."""
