@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .agent import Agent
 from .config import Config, parse_bytes
-from .errors import CgroupUnavailable, ConfigError, DumpInProgress, OomguardError
+from .errors import CgroupUnavailable, ConfigError, DumpInProgress, DumpVolumeError, OomguardError
 from .sample import Sample
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DumpInProgress",
+    "DumpVolumeError",
     "OomguardError",
     "Sample",
     "__version__",

@@ -6,7 +6,7 @@ middleware, CLI) catch them, log once and carry on.
 
 from __future__ import annotations
 
-__all__ = ["CgroupUnavailable", "ConfigError", "DumpInProgress", "OomguardError"]
+__all__ = ["CgroupUnavailable", "ConfigError", "DumpInProgress", "DumpVolumeError", "OomguardError"]
 
 
 class OomguardError(Exception):
@@ -23,3 +23,7 @@ class CgroupUnavailable(OomguardError):
 
 class DumpInProgress(OomguardError):
     """A dump was requested while another one is still being written."""
+
+
+class DumpVolumeError(OomguardError):
+    """The dump volume cannot take a bundle (missing, read-only, full); the message says which."""
