@@ -7,6 +7,7 @@ import ctypes.util
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from .procfs import AGENT_THREAD_COMM
@@ -55,6 +56,8 @@ class Sampler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._reported: set[str] = set()
+        self.cpu_seconds = 0.0
+        """CPU time the sampler thread has used: the agent's own cost, measured."""
 
     @property
     def running(self) -> bool:
@@ -117,7 +120,9 @@ class Sampler:
     def _run(self) -> None:
         _name_native_thread()
         while not self._stop.is_set():
+            started = time.thread_time()
             self.sample_once()
+            self.cpu_seconds += time.thread_time() - started
             self._wake.wait(self.interval)
             self._wake.clear()
 
