@@ -68,7 +68,7 @@ def main() -> None:
     reader = source.cgroup_reader
     print(f"oomguard sampler benchmark ({threading.active_count()} thread(s) before start)")
     print(f"cgroup: v{reader.location.version} {reader.location.directory}" if reader else "cgroup: none")
-    rows = [("SampleSource.take() (whole sample)", source.take)]
+    rows: list[tuple[str, Callable[[], object]]] = [("SampleSource.take() (whole sample)", source.take)]
     if reader is not None:
         rows.append(("  cgroup read", reader.read))
     rows += [("  process read (/proc/self)", read_process), ("  python counters", PythonMemory.now)]
