@@ -428,6 +428,7 @@ class RealCgroup:
         The child is ``/bin/sh -c 'echo $$ > <cgroup>/cgroup.procs && exec "$@"'``, so the
         pid of the returned ``Popen`` is the target program's pid. If joining fails the
         wrapper exits with :data:`JOIN_FAILED_RC`. Text mode, UTF-8 with replacement.
+        Returns once the child is listed in ``cgroup.procs`` (or has already exited).
         """
         if not self._active:
             raise RuntimeError(f"{self!r} is not active (use it as a context manager)")
@@ -446,6 +447,10 @@ class RealCgroup:
         )
         self._procs.append(proc)
         self._oom_baseline[proc.pid] = baseline
+        # Return only once the child is a member, so callers may inspect it at once.
+        deadline = time.monotonic() + 10
+        while proc.pid not in self.pids() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
         return proc
 
     def run(
