@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .events import KernelEvents, Waiter
 from .procfs import AGENT_THREAD_COMM
 from .sample import Sample, Source
 from .timeline import Timeline
@@ -53,8 +54,11 @@ class Sampler:
         self.interval = interval
         self.on_sample = on_sample if on_sample is not None else []
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._waiter = Waiter()
         self._thread: threading.Thread | None = None
+        self.fast_interval: float | None = None
+        """Set by the guard when pressure is high: sample this often instead."""
+        self.wakeups = {"timeout": 0, "wake": 0, "kernel": 0}
         self._reported: set[str] = set()
         self.cpu_seconds = 0.0
         """CPU time the sampler thread has used: the agent's own cost, measured."""
@@ -75,15 +79,27 @@ class Sampler:
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to stop and join it."""
         self._stop.set()
-        self._wake.set()
+        self._waiter.wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self._thread = None
+        self.set_kernel_events(None)
 
     def wake(self) -> None:
-        """Take the next sample now (kernel notifications call this)."""
-        self._wake.set()
+        """Take the next sample now (safe from any thread and from signal handlers)."""
+        self._waiter.wake()
+
+    def set_kernel_events(self, events: KernelEvents | None) -> None:
+        """Also wake on these kernel notifications (replacing earlier ones)."""
+        old, self._waiter.events = self._waiter.events, events
+        if old is not None and old is not events:
+            old.close()
+
+    @property
+    def kernel_events(self) -> KernelEvents | None:
+        """The kernel notifications the thread currently waits on."""
+        return self._waiter.events
 
     def sample_once(self) -> Sample | None:
         """Take one sample, append it and run the callbacks; errors are logged, not raised."""
@@ -102,7 +118,7 @@ class Sampler:
         for callback in self.on_sample:
             try:
                 callback(sample)
-            except Exception as exc:  # noqa: PERF203 - each callback is isolated on purpose
+            except Exception as exc:  # each callback is isolated on purpose
                 self._report(getattr(callback, "__qualname__", repr(callback)), exc)
         return sample
 
@@ -123,12 +139,16 @@ class Sampler:
             started = time.thread_time()
             self.sample_once()
             self.cpu_seconds += time.thread_time() - started
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            fast = self.fast_interval
+            interval = min(self.interval, fast) if fast is not None else self.interval
+            self.wakeups[self._waiter.wait(interval)] += 1
 
     def after_fork(self) -> None:
         """In a forked child: the thread did not survive the fork; start a fresh one."""
         self._thread = None
-        self._wake = threading.Event()
+        # The pipe and kernel fds are shared with the parent: a wake-up must not
+        # cross processes. Close our copies and register our own.
+        self._waiter.close()
+        self._waiter = Waiter()
         self._reported = set()
         self.start()

@@ -1,0 +1,1 @@
+"""Heap evidence: the streaming memray capture, its suspects, and the bundle's collectors."""
