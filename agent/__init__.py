@@ -26,6 +26,7 @@ __all__ = [
     "OomguardError",
     "Sample",
     "__version__",
+    "dump",
     "get_agent",
     "start",
     "stop",
@@ -86,6 +87,24 @@ def start(config: Config | None = None, **overrides: object) -> Agent | None:
             return None
         _agent = agent
         return agent
+
+
+def dump(kind: str = "full", *, seconds: float | None = None) -> Path:
+    """Write a bundle now and return its folder.
+
+    Args:
+        kind: ``heap``, ``memray`` or ``full``.
+        seconds: length of the memray capture for ``memray``/``full`` when none is armed.
+
+    Raises:
+        OomguardError: the agent is not running.
+        DumpInProgress: another bundle is being written.
+        DumpVolumeError: the dump volume cannot take it.
+    """
+    agent = _agent
+    if agent is None or agent.pid != os.getpid():
+        raise OomguardError("oomguard is not running: call oomguard.start() or import oomguard.auto first")
+    return agent.dump(kind, seconds=seconds)
 
 
 def get_agent() -> Agent | None:

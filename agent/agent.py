@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
 import threading
 import weakref
 from pathlib import Path
+from typing import Any
 
 from .config import Config
+from .errors import DumpVolumeError
+from .guardian import Guardian
 from .sample import Sample, SampleSource
 from .sampler import Sampler
 from .timeline import Timeline
+from .volume import writable_layer_warning
 
 __all__ = ["Agent"]
 
@@ -49,7 +55,12 @@ class Agent:
         self.source = source if source is not None else SampleSource(root)
         self.timeline = Timeline(config.timeline_size)
         self.sampler = Sampler(self.source, self.timeline, config.interval)
+        self.guardian = Guardian(config, self.timeline, self.sampler, self.source)
+        self.sampler.on_sample.append(self.guardian.on_sample)
         self.pid = os.getpid()
+        self._previous_handler: Any = None
+        self._signal_installed = False
+        self._atexit_registered = False
 
     @property
     def running(self) -> bool:
@@ -62,12 +73,51 @@ class Agent:
         _agents.add(self)
         if self.source.cgroup_reader is None:
             logger.warning("oomguard: %s; host memory is used as the limit", self.source.unavailable_reason)
+        try:
+            self.guardian.writer.check()
+        except DumpVolumeError as exc:
+            logger.error("oomguard: %s; the agent keeps watching and retries when a bundle is due", exc)
+        warning = writable_layer_warning(self.config.dump_dir)
+        if warning:
+            logger.warning("oomguard: %s", warning)
+        self._install_signal()
+        if not self._atexit_registered:
+            atexit.register(self.stop)  # a normal exit removes an armed capture (only a kill leaves one)
+            self._atexit_registered = True
         self.sampler.start()
 
     def stop(self) -> None:
-        """Stop sampling and join the thread."""
+        """Stop sampling, join the thread, stop an armed capture, restore the signal handler."""
         _agents.discard(self)
         self.sampler.stop()
+        self.guardian.close()
+        self._restore_signal()
+
+    def dump(self, kind: str = "full", *, seconds: float | None = None) -> Path:
+        """Write a bundle now (see :meth:`Guardian.dump`); returns its folder."""
+        return self.guardian.dump(kind, trigger="manual", seconds=seconds)
+
+    def _install_signal(self) -> None:
+        sig = self.config.dump_signal
+        if sig is None or threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(sig)
+        if current not in (signal.SIG_DFL, None):
+            logger.warning("oomguard: %s already has a handler; `kill -%s` will not write bundles", sig.name, sig.name)
+            return
+        self._previous_handler = current
+        signal.signal(sig, self._on_signal)
+        self._signal_installed = True
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Signal handlers must stay tiny: queue the request, the sampler starts the dump.
+        self.guardian.request_dump("signal", "full")
+
+    def _restore_signal(self) -> None:
+        sig = self.config.dump_signal
+        if self._signal_installed and sig is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(sig, self._previous_handler or signal.SIG_DFL)
+            self._signal_installed = False
 
     def sample_now(self) -> Sample | None:
         """Take a sample immediately (also appended to the timeline)."""
@@ -77,4 +127,5 @@ class Agent:
         # Runs in the child right after fork(): only the forking thread exists.
         self.pid = os.getpid()
         self.timeline.after_fork()
+        self.guardian.after_fork()
         self.sampler.after_fork()

@@ -321,6 +321,13 @@ class Bundle:
         if self._lock_fd is not None:
             self._release()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop this copy of the lock fd, leaving the parent's lock and files alone."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def _release(self, *, unlink: bool = True) -> None:
         fd, self._lock_fd = self._lock_fd, None
         if fd is None:

@@ -50,11 +50,20 @@ def _pick_frame(stack: Sequence[tuple[str, str, int]]) -> tuple[str, str, int] |
     return stack[0] if stack else None
 
 
+def _is_agent(stack: Sequence[tuple[str, str, int]]) -> bool:
+    return any(frame[1].startswith(_AGENT_DIR) for frame in stack)
+
+
 def suspects_from_records(records: Iterable[Any], limit: int = 20) -> list[Suspect]:
-    """Group memray ``AllocationRecord``-like objects by application frame, largest first."""
+    """Group memray ``AllocationRecord``-like objects by application frame, largest first.
+
+    The agent's own allocations (any frame inside oomguard) are left out.
+    """
     groups: dict[str, list[Any]] = {}
     for record in records:
         stack = record.stack_trace()
+        if _is_agent(stack):
+            continue
         frame = _pick_frame(stack)
         where = f"{frame[1]}:{frame[2]}" if frame is not None else "<unknown>"
         entry = groups.setdefault(where, [0, 0, frame[0] if frame else "", stack])
