@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .errors import DumpVolumeError
 from .guardian import Guardian
 from .sample import Sample, SampleSource
 from .sampler import Sampler
@@ -73,10 +72,7 @@ class Agent:
         _agents.add(self)
         if self.source.cgroup_reader is None:
             logger.warning("oomguard: %s; host memory is used as the limit", self.source.unavailable_reason)
-        try:
-            self.guardian.writer.check()
-        except DumpVolumeError as exc:
-            logger.error("oomguard: %s; the agent keeps watching and retries when a bundle is due", exc)
+        self.guardian.check_volume()
         warning = writable_layer_warning(self.config.dump_dir)
         if warning:
             logger.warning("oomguard: %s", warning)

@@ -95,8 +95,10 @@ class GuardSettings:
     dump_at: float = 0.90
     bundle_seconds: float = 2.0
     """Estimated time a bundle needs; the caller updates it with measured durations."""
-    arm_horizon_s: float = 30.0
-    """Arm early when the limit is predicted within this."""
+    arm_horizon_s: float = 10.0
+    """Arm early when DUMP_AT is predicted within this: a fast leak then still gets
+    seconds of capture before the bundle, while a service warming up slowly to a
+    plateau below ARM_AT does not arm."""
     hysteresis: float = 0.05
     """Disarm or reset only below ``arm_at - hysteresis`` …"""
     calm_seconds: float = 10.0
@@ -280,13 +282,21 @@ class Guard:
         settings = self._settings
         if reading.pressure >= settings.arm_at:
             return "threshold", f"{reading.describe()} ≥ ARM_AT {settings.arm_at:.0%}"
+        to_dump = (
+            seconds_to_reach(settings.dump_at * reading.limit, reading.working_set, reading.slope_per_s)
+            if reading.slope_per_s is not None
+            else None
+        )
         if (
-            reading.seconds_to_limit is not None
-            and reading.seconds_to_limit <= settings.arm_horizon_s
+            to_dump is not None
+            and to_dump <= settings.arm_horizon_s
             and reading.pressure >= settings.arm_at * PREDICT_FLOOR
             and reading.span_s >= settings.trend_window_s * ARM_EVIDENCE
         ):
-            why = f"{reading.describe()}{reading.describe_trend()} ≤ {settings.arm_horizon_s:.0f} s horizon"
+            why = (
+                f"{reading.describe()}{reading.describe_trend()}; DUMP_AT {settings.dump_at:.0%} in {to_dump:.1f} s "
+                f"≤ {settings.arm_horizon_s:.0f} s horizon"
+            )
             return "predicted", why
         return None
 

@@ -138,6 +138,15 @@ class Guardian:
             self._reported.add(key)
             logger.error("oomguard: %s (reported once; the application keeps running)", message)
 
+    def check_volume(self) -> bool:
+        """Check the dump volume now; a problem is logged once (the same one is not logged again)."""
+        try:
+            self.writer.check()
+        except DumpVolumeError as exc:
+            self._report(f"volume:{exc}", str(exc))
+            return False
+        return True
+
     def _open(self, trigger: str) -> Bundle | None:
         try:
             return self.writer.open(trigger, os.getpid())
