@@ -84,6 +84,7 @@ class _Run:
     bundle: Bundle
     baseline_ws: int
     peak_ws: int
+    headroom: int | None = None
     records: list[CollectorRecord] = field(default_factory=list)
 
 
@@ -104,6 +105,7 @@ class Dumper:
 
     def _attempt(self, run: _Run, name: str, estimate: int, job: Callable[[], object]) -> bool:
         sample = self._take()
+        run.headroom = sample.headroom_bytes
         allowed = self.budget.allowed(sample)
         ws = sample.working_set_bytes or 0
         run.peak_ws = max(run.peak_ws, ws)
@@ -120,8 +122,9 @@ class Dumper:
             logger.warning("oomguard: collector %s failed: %r", name, exc)
             run.records.append(CollectorRecord(name, False, f"failed: {exc!r}", estimate, time.monotonic() - started))
             return False
-        after = self._take().working_set_bytes or 0
-        run.peak_ws = max(run.peak_ws, after)
+        fresh = self._take()
+        run.peak_ws = max(run.peak_ws, fresh.working_set_bytes or 0)
+        run.headroom = fresh.headroom_bytes
         run.records.append(CollectorRecord(name, True, "ok", estimate, time.monotonic() - started))
         return True
 
@@ -215,7 +218,11 @@ class Dumper:
             ],
             "guard": dict(guard) if guard is not None else None,
             "collectors": [asdict(r) for r in run.records],
-            "bundle": {"seconds": round(seconds, 3), "working_set_rise_bytes": peak_extra},
+            "bundle": {
+                "seconds": round(seconds, 3),
+                "working_set_rise_bytes": peak_extra,
+                "headroom_at_finish_bytes": run.headroom,
+            },
             **extra,
         }
         bundle.finish(manifest)

@@ -120,7 +120,7 @@ def test_plateau_at_70_percent_never_arms(tmp_path: Path) -> None:
 def test_rise_to_85_percent_and_back_arms_then_disarms_without_a_bundle(tmp_path: Path) -> None:
     require()
     outcome = run_leak(
-        tmp_path, 256 * MiB, "40", "--blob", str(1024 * 1024), "--stop-at", "0.85", "--hold", "13", "--then-free"
+        tmp_path, 256 * MiB, "40", "--blob", str(1024 * 1024), "--stop-at", "0.85", "--hold", "20", "--then-free"
     )
     assert outcome.returncode == 0, outcome.stderr
     assert "oomguard: armed" in outcome.stderr
