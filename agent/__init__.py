@@ -15,8 +15,19 @@ from .agent import Agent
 from .config import Config, parse_bytes
 from .errors import CgroupUnavailable, ConfigError, DumpInProgress, DumpVolumeError, OomguardError
 from .sample import Sample
+from .traffic import (
+    OTHER_ROUTE,
+    UNMATCHED_ROUTE,
+    RouteStats,
+    Traffic,
+    TrafficSnapshot,
+    annotate_span,
+    get_traffic,
+)
 
 __all__ = [
+    "OTHER_ROUTE",
+    "UNMATCHED_ROUTE",
     "Agent",
     "CgroupUnavailable",
     "Config",
@@ -24,10 +35,15 @@ __all__ = [
     "DumpInProgress",
     "DumpVolumeError",
     "OomguardError",
+    "RouteStats",
     "Sample",
+    "Traffic",
+    "TrafficSnapshot",
     "__version__",
+    "annotate_span",
     "dump",
     "get_agent",
+    "get_traffic",
     "start",
     "stop",
 ]

@@ -16,6 +16,7 @@ from .guardian import Guardian
 from .sample import Sample, SampleSource
 from .sampler import Sampler
 from .timeline import Timeline
+from .traffic import requests_total
 from .volume import writable_layer_warning
 
 __all__ = ["Agent"]
@@ -51,7 +52,7 @@ class Agent:
 
     def __init__(self, config: Config, *, source: SampleSource | None = None, root: Path = Path("/")) -> None:
         self.config = config
-        self.source = source if source is not None else SampleSource(root)
+        self.source = source if source is not None else SampleSource(root, requests=requests_total)
         self.timeline = Timeline(config.timeline_size)
         self.sampler = Sampler(self.source, self.timeline, config.interval)
         self.guardian = Guardian(config, self.timeline, self.sampler, self.source)

@@ -24,6 +24,7 @@ from .heap.types import TypeStats, estimate_type_count, type_growth, type_stats
 from .sample import Sample
 from .status import memory_fields
 from .timeline import Timeline
+from .traffic import TrafficSnapshot
 
 __all__ = ["Budget", "CollectorRecord", "DumpResult", "Dumper"]
 
@@ -138,6 +139,7 @@ class Dumper:
         guard: Mapping[str, object] | None = None,
         baseline_types: TypeStats | None = None,
         verdict: Mapping[str, object] | None = None,
+        traffic: TrafficSnapshot | None = None,
     ) -> DumpResult:
         """Run the collectors into ``bundle`` and finish it with its manifest.
 
@@ -204,6 +206,10 @@ class Dumper:
         elif kind in ("memray", "full"):
             run.records.append(CollectorRecord("memray", False, "skipped: no capture was armed", 0, 0.0))
 
+        if traffic is not None:  # which routes' requests left memory behind (integrations)
+            suspects = traffic.annotate(suspects)
+            extra["routes"] = traffic.to_json()["routes"]
+            self._attempt(run, "traffic", 1 * _MiB, lambda: bundle.write_json("traffic.json", traffic.to_json()))
         seconds = time.monotonic() - started
         peak_extra = max(0, run.peak_ws - run.baseline_ws)
         manifest: dict[str, object] = {

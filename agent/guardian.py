@@ -30,6 +30,7 @@ from .heap.types import TypeStats, estimate_type_count, type_stats
 from .sample import Sample, SampleSource
 from .sampler import Sampler
 from .timeline import Timeline
+from .workers import Workers, annotate_from_folder
 
 __all__ = ["DUMP_KINDS", "Guardian"]
 
@@ -86,6 +87,8 @@ class Guardian:
         self._thresholds_for: int | None = None
         self._reported: set[str] = set()
         self._postmortem_done = False
+        self.workers = Workers(config.dump_dir, source)
+        """Peers of a multi-process service: who captures an episode, OOM kills, routes."""
 
     def _guard_settings(self) -> GuardSettings:
         # Bundles measured here take 0.05-0.5 s; start from the upper end, then learn.
@@ -100,6 +103,8 @@ class Guardian:
         if not self._postmortem_done:
             self._postmortem_done = True
             self.postmortem()
+        if self.workers.observe(sample) is not None:
+            self.postmortem()  # a killed peer's tail capture: finish it now, the service lives on
         self._register_thresholds(sample)
         while self._pending:
             trigger, kind = self._pending.pop(0)
@@ -110,7 +115,8 @@ class Guardian:
         near = decision.state is not GuardState.CALM or pressure >= self.config.arm_at - FAST_MARGIN
         self.sampler.fast_interval = FAST_INTERVAL if near else None
         if decision.action is Action.ARM:
-            self._arm(decision)
+            if self.workers.may_capture(decision):
+                self._arm(decision)
         elif decision.action is Action.DUMP:
             self._dump_episode(decision)
         elif decision.action in (Action.DISARM, Action.RESET):
@@ -162,6 +168,7 @@ class Guardian:
         if capture is not None and not capture.start():
             capture = None
         self._write_armed_note(bundle, decision, capture_started=capture is not None)
+        self.workers.note_traffic(bundle)
         baseline = None
         sample = self.timeline.latest()
         if (
@@ -199,6 +206,7 @@ class Guardian:
             self._report(f"volume:{exc}", str(exc))
 
     def _disarm(self, decision: GuardDecision) -> None:
+        self.workers.release()
         armed, self._armed = self._armed, None
         if armed is None:
             return
@@ -212,6 +220,9 @@ class Guardian:
 
     def _dump_episode(self, decision: GuardDecision) -> None:
         with self._dump_lock:
+            if self._armed is None and not self.workers.may_capture(decision):
+                self.guard.after_dump(True)  # a peer that grew more writes this episode's bundle
+                return
             armed = self._armed or self._arm(decision)
             self._armed = None
             if armed is None:
@@ -230,6 +241,7 @@ class Guardian:
                     capture=armed.capture,
                     guard=guard_info,
                     baseline_types=armed.baseline_types,
+                    traffic=self.workers.traffic(),
                 )
             except DumpVolumeError as exc:
                 armed.bundle.close()
@@ -296,7 +308,9 @@ class Guardian:
                 else:
                     capture = None
             try:
-                result = self.dumper.write(bundle, trigger=trigger, capture=capture, kind=kind)
+                result = self.dumper.write(
+                    bundle, trigger=trigger, capture=capture, kind=kind, traffic=self.workers.traffic()
+                )
             except BaseException:
                 bundle.close()
                 raise
@@ -322,10 +336,11 @@ class Guardian:
             capture = info.path / CAPTURE_NAME
             if capture.exists():
                 try:
-                    suspects = read_capture_suspects(capture)
+                    suspects = annotate_from_folder(info.path, read_capture_suspects(capture))
                     manifest["suspects"] = [
                         {"where": s.where, "size_bytes": s.size_bytes, "count": s.count, "growth_bytes": s.growth_bytes}
-                        for s in suspects[:10]
+                        | ({"route": s.route} if s.route else {})
+                        for s in suspects[:13]
                     ]
                 except OSError as exc:
                     manifest["capture_error"] = str(exc)
@@ -364,6 +379,7 @@ class Guardian:
         Only a kill leaves an armed folder behind for the post-mortem; a normal
         exit must not be mistaken for one.
         """
+        self.workers.release()
         armed, self._armed = self._armed, None
         if armed is not None:
             if armed.capture is not None:
@@ -383,3 +399,4 @@ class Guardian:
         self._thresholds_for = None
         self.guard = Guard(self._guard_settings())
         self._reported = set()
+        self.workers.after_fork()

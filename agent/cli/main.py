@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import OomguardError
-from . import status
+from . import run, status
 
 __all__ = ["main"]
 
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oomguard", description="Memory agent for containerised Python services.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status.add_parser(commands)
+    run.add_parser(commands)
     return parser
 
 
