@@ -30,18 +30,48 @@ MARK = "oomguard.counted"
 
 
 def route_of_scope(scope: Scope) -> str:
-    """The route template the router matched (Starlette and FastAPI set ``scope["route"]``).
+    """The route template the router matched.
 
-    A route inside a ``Mount`` is prefixed with the path the mount matched.
+    Starlette sets ``scope["route"]``, FastAPI does for its own routes; for a
+    plain route FastAPI only sets ``scope["endpoint"]``, whose route is looked
+    up once in ``scope["router"]``. A route inside a ``Mount`` is prefixed with
+    the path the mount matched.
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
-    if not isinstance(path, str):
+    if hasattr(route, "routes"):  # a Mount whose own routes did not match: a 404 inside it
         return oomguard.UNMATCHED_ROUTE
+    if not isinstance(path, str):
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return oomguard.UNMATCHED_ROUTE
+        try:
+            path = _ENDPOINT_PATHS.get(endpoint, _MISSING)
+        except TypeError:  # an unhashable endpoint object
+            return oomguard.UNMATCHED_ROUTE
+        if path is _MISSING:
+            path = _endpoint_path(scope.get("router"), endpoint)
+            if len(_ENDPOINT_PATHS) < _MAX_ENDPOINTS:
+                _ENDPOINT_PATHS[endpoint] = path
+        if not isinstance(path, str):
+            return oomguard.UNMATCHED_ROUTE
     if "app_root_path" not in scope:  # no Mount matched: root_path is the proxy's, not a route's
         return path
     prefix: str = scope.get("root_path", "")[len(scope["app_root_path"]) :]
     return prefix + path
+
+
+_MISSING = object()
+_MAX_ENDPOINTS = 1024
+_ENDPOINT_PATHS: dict[Any, object] = {}
+
+
+def _endpoint_path(router: object, endpoint: object) -> str | None:
+    for route in getattr(router, "routes", ()):
+        if getattr(route, "endpoint", None) is endpoint:
+            path = getattr(route, "path", None)
+            return path if isinstance(path, str) else None
+    return None
 
 
 class OomguardMiddleware:

@@ -16,13 +16,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 import oomguard
 
-from .wsgi import MARK, ROUTE_KEY
+from .wsgi import ENDPOINT_KEY, ERROR_KEY, MARK, ROUTE_KEY
 
 __all__ = ["OomguardMiddleware", "route_of_request"]
 
 logger = logging.getLogger(__name__)
-
-_ERROR_KEY = "oomguard.error"
 
 
 def route_of_request(request: Any) -> tuple[str, object]:
@@ -81,20 +79,20 @@ class OomguardMiddleware:
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
         """Django calls this when a view raises; the exception goes on to Django's handler."""
-        request.META[_ERROR_KEY] = True
+        request.META[ERROR_KEY] = True
 
     def _name(self, request: Any) -> None:
         try:
             route, endpoint = route_of_request(request)
             request.META[ROUTE_KEY] = route
-            request.META["oomguard.endpoint"] = endpoint
+            request.META[ENDPOINT_KEY] = endpoint
         except Exception:
             logger.exception("oomguard: naming the route failed")
 
     def _end(self, request: Any, probe: int | None) -> None:
         try:
             route, endpoint = route_of_request(request)
-            error = bool(request.META.get(_ERROR_KEY))
+            error = bool(request.META.get(ERROR_KEY))
             delta = self.traffic.end(probe, route, endpoint=endpoint, error=error)
             if delta is not None:
                 oomguard.annotate_span(route, delta)
