@@ -8,11 +8,15 @@ import os
 import signal
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .diagnosis import Verdict, verdict_document
+from .diagnostician import Diagnostician
 from .guardian import Guardian
+from .heap.windows import HeapWindows
 from .sample import Sample, SampleSource
 from .sampler import Sampler
 from .timeline import Timeline
@@ -55,8 +59,12 @@ class Agent:
         self.source = source if source is not None else SampleSource(root, requests=requests_total)
         self.timeline = Timeline(config.timeline_size)
         self.sampler = Sampler(self.source, self.timeline, config.interval)
-        self.guardian = Guardian(config, self.timeline, self.sampler, self.source)
+        self.diagnosis = Diagnostician(self.timeline, windows=HeapWindows(budget=self._heap_budget))
+        self.guardian = Guardian(
+            config, self.timeline, self.sampler, self.source, verdict=lambda: verdict_document(self.verdict())
+        )
         self.sampler.on_sample.append(self.guardian.on_sample)
+        self.sampler.on_sample.append(self.diagnosis.on_sample)
         self.pid = os.getpid()
         self._previous_handler: Any = None
         self._signal_installed = False
@@ -87,6 +95,7 @@ class Agent:
         """Stop sampling, join the thread, stop an armed capture, restore the signal handler."""
         _agents.discard(self)
         self.sampler.stop()
+        self.diagnosis.close()
         self.guardian.close()
         self._restore_signal()
 
@@ -116,6 +125,19 @@ class Agent:
             signal.signal(sig, self._previous_handler or signal.SIG_DFL)
             self._signal_installed = False
 
+    def verdict(self) -> Verdict:
+        """The current diagnosis (SPEC §7): kind, confidence, summary, evidence, suspects."""
+        return self.diagnosis.verdict()
+
+    def on_verdict(self, callback: Callable[[Verdict], None]) -> None:
+        """Call ``callback(verdict)`` (on the sampler thread) whenever the verdict's kind or top suspect changes."""
+        self.diagnosis.subscribe(callback)
+
+    def _heap_budget(self) -> int | None:
+        # A heap window's snapshot must fit the same budget as a bundle's collectors.
+        sample = self.timeline.latest()
+        return self.guardian.dumper.budget.allowed(sample) if sample is not None else None
+
     def sample_now(self) -> Sample | None:
         """Take a sample immediately (also appended to the timeline)."""
         return self.sampler.sample_once()
@@ -125,4 +147,5 @@ class Agent:
         self.pid = os.getpid()
         self.timeline.after_fork()
         self.guardian.after_fork()
+        self.diagnosis.after_fork()
         self.sampler.after_fork()

@@ -14,18 +14,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .bundle import Bundle, BundleWriter, finish_incomplete
 from .config import Config
+from .diagnosis import postmortem_verdict, verdict_document
 from .dumper import Dumper, DumpResult
 from .errors import DumpInProgress, DumpVolumeError
 from .events import KernelEvents
 from .guard import Action, Guard, GuardDecision, GuardSettings, GuardState
 from .heap.capture import CAPTURE_NAME, Capture
-from .heap.suspects import read_capture_suspects
+from .heap.suspects import Suspect, read_capture_suspects
 from .heap.types import TypeStats, estimate_type_count, type_stats
 from .sample import Sample, SampleSource
 from .sampler import Sampler
@@ -68,6 +69,7 @@ class Guardian:
         source: SampleSource,
         *,
         writer: BundleWriter | None = None,
+        verdict: Callable[[], Mapping[str, object] | None] | None = None,
     ) -> None:
         self.config = config
         self.timeline = timeline
@@ -87,6 +89,7 @@ class Guardian:
         self._thresholds_for: int | None = None
         self._reported: set[str] = set()
         self._postmortem_done = False
+        self._verdict = verdict
         self.workers = Workers(config.dump_dir, source)
         """Peers of a multi-process service: who captures an episode, OOM kills, routes."""
 
@@ -199,6 +202,7 @@ class Guardian:
             "reason": decision.reason,
             "cgroup": cg.directory if cg is not None else None,
             "oom_kill_count": cg.events.oom_kill if cg is not None else None,
+            "verdict": self._verdict_now(),
         }
         try:
             bundle.write_json(ARMED_NOTE, note)
@@ -241,6 +245,7 @@ class Guardian:
                     capture=armed.capture,
                     guard=guard_info,
                     baseline_types=armed.baseline_types,
+                    verdict=self._verdict_now(),
                     traffic=self.workers.traffic(),
                 )
             except DumpVolumeError as exc:
@@ -309,7 +314,12 @@ class Guardian:
                     capture = None
             try:
                 result = self.dumper.write(
-                    bundle, trigger=trigger, capture=capture, kind=kind, traffic=self.workers.traffic()
+                    bundle,
+                    trigger=trigger,
+                    capture=capture,
+                    kind=kind,
+                    verdict=self._verdict_now(),
+                    traffic=self.workers.traffic(),
                 )
             except BaseException:
                 bundle.close()
@@ -344,6 +354,7 @@ class Guardian:
                     ]
                 except OSError as exc:
                     manifest["capture_error"] = str(exc)
+            manifest["verdict"] = _postmortem_verdict(info.path / ARMED_NOTE, manifest)
             try:
                 finished.append(finish_incomplete(info, manifest))
                 logger.warning("oomguard: post-mortem: %s was cut short by a kill; manifest written", info.id)
@@ -365,6 +376,16 @@ class Guardian:
         if note.get("cgroup") != cg.directory:
             return None  # another cgroup (a new container): its counter says nothing about the old one
         return cg.events.oom_kill > before
+
+    def _verdict_now(self) -> Mapping[str, object] | None:
+        """The running diagnosis's verdict document, for a manifest or the armed note."""
+        if self._verdict is None:
+            return None
+        try:
+            return self._verdict()
+        except Exception as exc:  # a bundle without a verdict beats no bundle
+            self._report(f"verdict:{type(exc).__name__}", f"the verdict failed: {exc!r}")
+            return None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -400,3 +421,26 @@ class Guardian:
         self.guard = Guard(self._guard_settings())
         self._reported = set()
         self.workers.after_fork()
+
+
+def _postmortem_verdict(note_path: Path, manifest: Mapping[str, object]) -> dict[str, object]:
+    """The verdict of a killed process's bundle: its armed note's verdict, the kill, the surviving capture."""
+    try:
+        note: object = json.loads(note_path.read_text())
+    except (OSError, ValueError):
+        note = None
+    rows = manifest.get("suspects")
+    suspects = [
+        Suspect(str(r.get("where")), int(r.get("size_bytes") or 0), int(r.get("count") or 0), 0)
+        for r in (rows if isinstance(rows, list) else [])
+        if isinstance(r, dict)
+    ]
+    confirmed = manifest.get("oom_kill_confirmed")
+    error = manifest.get("capture_error")
+    verdict = postmortem_verdict(
+        note,
+        oom_confirmed=confirmed if isinstance(confirmed, bool) else None,
+        suspects=suspects,
+        capture_error=error if isinstance(error, str) else None,
+    )
+    return verdict_document(verdict)

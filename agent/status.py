@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import asdict
 
+from .diagnosis import Verdict, verdict_document
 from .procfs import ProcessMemory
 from .sample import Sample
 
@@ -45,8 +46,9 @@ def status_document(
     processes: list[ProcessMemory],
     *,
     cgroup_unavailable: str | None = None,
+    verdict: Verdict | None = None,
 ) -> dict[str, object]:
-    """The status JSON: memory breakdown, cgroup details and the processes of the cgroup."""
+    """The status JSON: memory breakdown, cgroup details, the processes of the cgroup and the verdict."""
     cg = sample.cgroup
     cgroup: dict[str, object] | None = None
     if cg is not None:
@@ -70,4 +72,5 @@ def status_document(
         "process": process_fields(sample.process),
         "processes": [process_fields(p) for p in processes],
         "python": asdict(sample.python) if sample.python else None,
+        "verdict": verdict_document(verdict) if verdict is not None else None,
     }

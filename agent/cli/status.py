@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..diagnosis import snapshot_verdict
 from ..procfs import read_processes
 from ..sample import Sample, SampleSource
 from ..status import status_document
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     sample = source.take()
     pids = source.cgroup_reader.procs() if source.cgroup_reader is not None else []
     processes = read_processes(pids, source.proc_root) if args.root is None else []
-    document = status_document(sample, processes, cgroup_unavailable=source.unavailable_reason)
+    document = status_document(
+        sample, processes, cgroup_unavailable=source.unavailable_reason, verdict=snapshot_verdict(sample)
+    )
     if args.json:
         json.dump(document, out, indent=2)
         out.write("\n")
@@ -128,6 +131,10 @@ def render_table(sample: Sample, document: dict[str, Any]) -> str:
             rows.append(("pids", f"{cg.pids_current} / {cg.pids_max if cg.pids_max is not None else 'max'}"))
         if cg.unreadable:
             rows.append(("unreadable", ", ".join(cg.unreadable)))
+    verdict = document.get("verdict")
+    if verdict:
+        rows.append(("verdict", f"{verdict['kind']} ({verdict['confidence']:.2f}): {verdict['summary']}"))
+        rows += [("", f"- {line}") for line in verdict["evidence"]]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     processes = document["processes"]
