@@ -68,6 +68,16 @@ def read_kills(dump_dir: Path) -> list[dict[str, object]]:
     return found
 
 
+@dataclass
+class _Pending:
+    """A counter rise whose victim has not left the cgroup yet."""
+
+    previous: int
+    since: float
+    before: frozenset[int]
+    count: int = 0
+
+
 class KillWatch:
     """Notices OOM kills in the cgroup from consecutive samples.
 
@@ -89,34 +99,62 @@ class KillWatch:
         self.kills: deque[OomKill] = deque(maxlen=keep)
         self._count: int | None = None
         self._cgroup: str | None = None
-        self._pids: frozenset[int] = frozenset()
+        self._known: set[int] = set()
         self._anon: dict[int, int | None] = {}
+        self._pending: _Pending | None = None
+        self._first: set[int] = set()
+
+    #: How long a counter rise waits for its victim's pid to leave cgroup.procs.
+    SETTLE_S = 3.0
 
     def observe(self, sample: Sample, pids: frozenset[int], anon: Callable[[int], int | None]) -> OomKill | None:
-        """Compare with the previous sample; returns the kill when the counter rose."""
+        """Compare with the previous samples; returns a kill once its victim has left the cgroup.
+
+        The kernel raises ``oom_kill`` before the victim has exited, so the pid
+        may still be listed in the sample that sees the rise: the kill is
+        reported when a pid known before it is gone (or after ``SETTLE_S``).
+        """
         cg = sample.cgroup
         count = cg.events.oom_kill if cg is not None else None
         previous, self._count = self._count, count
-        before_pids, before_anon = self._pids, self._anon
-        self._pids, self._anon = pids, {pid: anon(pid) for pid in pids}
+        for pid in pids:  # the largest each pid was: a victim's memory shrinks while it dies
+            self._anon[pid] = max(anon(pid) or 0, self._anon.get(pid) or 0) or None
         if cg is None or count is None or previous is None or self._cgroup != cg.directory:
             self._cgroup = cg.directory if cg is not None else None
+            self._pending = None
+            self._known = set(pids)
             return None  # the first sample only sets the baseline: earlier kills are not ours to report
-        if count <= previous:
+        if count > previous:
+            if self._pending is None:
+                self._pending = _Pending(previous, sample.monotonic, frozenset(self._known))
+            self._pending.count = count
+        kill = self._settle(sample, cg.directory, pids)
+        self._known = set(pids) if self._pending is None else self._known | set(pids)
+        for pid in set(self._anon) - self._known:
+            del self._anon[pid]
+        return kill
+
+    def _settle(self, sample: Sample, cgroup: str, pids: frozenset[int]) -> OomKill | None:
+        pending = self._pending
+        if pending is None:
             return None
-        gone = sorted(before_pids - pids, key=lambda pid: before_anon.get(pid) or 0, reverse=True)
+        gone = sorted(pending.before - pids, key=lambda pid: self._anon.get(pid) or 0, reverse=True)
+        if not gone and sample.monotonic - pending.since < self.SETTLE_S:
+            return None
+        self._pending = None
         kill = OomKill(
             time=sample.time,
-            cgroup=cg.directory,
-            oom_kill=count,
-            kills=count - previous,
+            cgroup=cgroup,
+            oom_kill=pending.count,
+            kills=pending.count - pending.previous,
             pids=tuple(gone),
-            anon_bytes=tuple(before_anon.get(pid) for pid in gone),
+            anon_bytes=tuple(self._anon.get(pid) for pid in gone),
             seen_by=os.getpid(),
             evidence=tuple(self._evidence(gone)) if self._evidence is not None and gone else (),
         )
         self.kills.append(kill)
         if self._persist(kill):
+            self._first.add(kill.oom_kill)
             victims = ", ".join(
                 f"pid {pid} ({(a or 0) / _MiB:.0f} MiB anon)" for pid, a in zip(kill.pids, kill.anon_bytes, strict=True)
             )
@@ -129,6 +167,10 @@ class KillWatch:
                 f"; evidence: {', '.join(kill.evidence)}" if kill.evidence else "",
             )
         return kill
+
+    def recorded_first(self, kill: OomKill) -> bool:
+        """Whether this agent was the one that recorded (and logged) ``kill``."""
+        return kill.oom_kill in self._first
 
     def _persist(self, kill: OomKill) -> bool:
         """Append the kill to the volume unless another agent already did; True when we did (or cannot tell)."""
@@ -159,3 +201,4 @@ class KillWatch:
         """In a forked child: kills seen by the parent stay in the parent's status."""
         self.kills = deque(maxlen=self.kills.maxlen)
         self._count = None
+        self._pending = None

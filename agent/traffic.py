@@ -77,8 +77,8 @@ class _Statm:
             return None
 
 
-def _handler_of(endpoint: object) -> str | None:
-    """``file:function`` of the code that serves a route (unwrapping decorators)."""
+def _handler_of(endpoint: object) -> tuple[str, tuple[int, int]] | None:
+    """``file:function`` of the code that serves a route (unwrapping decorators), and its lines."""
     try:
         target: Any = inspect.unwrap(endpoint)  # type: ignore[arg-type]
     except (ValueError, TypeError):
@@ -89,20 +89,29 @@ def _handler_of(endpoint: object) -> str | None:
         code = getattr(call, "__code__", None)
     if code is None:
         return None
-    return f"{code.co_filename}:{code.co_name}"
+    lines = [line for _, _, line in code.co_lines() if line is not None]
+    first = code.co_firstlineno
+    return f"{code.co_filename}:{code.co_name}", (first, max(lines, default=first))
+
+
+def _lines(value: object) -> tuple[int, int] | None:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (value[0], value[1])
+    return None
 
 
 class _Route:
     """Mutable per-route counters, touched only on the hot path (the GIL keeps += whole)."""
 
-    __slots__ = ("delta_bytes", "errors", "handler", "requests", "sampled")
+    __slots__ = ("delta_bytes", "errors", "handler", "lines", "requests", "sampled")
 
-    def __init__(self, handler: str | None) -> None:
+    def __init__(self, handler: tuple[str, tuple[int, int]] | None) -> None:
         self.requests = 0
         self.errors = 0
         self.sampled = 0
         self.delta_bytes = 0
-        self.handler = handler
+        self.handler = handler[0] if handler is not None else None
+        self.lines = handler[1] if handler is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,16 @@ class RouteStats:
     """Sum of the sampled requests' anonymous-memory deltas (after - before)."""
     handler: str | None = None
     """``file:function`` of the endpoint, when the framework names it."""
+    handler_lines: tuple[int, int] | None = None
+    """First and last line of the endpoint's code."""
+
+    def serves(self, where: str) -> bool:
+        """Whether ``file:line`` lies inside this route's handler."""
+        if self.handler is None or self.handler_lines is None:
+            return False
+        filename, _, line = where.rpartition(":")
+        first, last = self.handler_lines
+        return line.isdigit() and self.handler.rpartition(":")[0] == filename and first <= int(line) <= last
 
     @property
     def retained_bytes(self) -> int:
@@ -143,6 +162,7 @@ class RouteStats:
             self.sampled - before.sampled,
             self.delta_bytes - before.delta_bytes,
             self.handler,
+            self.handler_lines,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -155,6 +175,7 @@ class RouteStats:
             "delta_bytes": self.delta_bytes,
             "retained_bytes": self.retained_bytes,
             "handler": self.handler,
+            "handler_lines": list(self.handler_lines) if self.handler_lines else None,
         }
 
 
@@ -193,6 +214,13 @@ class TrafficSnapshot:
         found = [r for r in self.routes if r.sampled >= minimum_sampled and r.retained_bytes >= minimum_bytes]
         return sorted(found, key=lambda r: r.retained_bytes, reverse=True)
 
+    def route_for(self, suspect: Suspect) -> str | None:
+        """The route whose handler allocated ``suspect``: its line is in the handler, or its stack runs through it."""
+        for stats in self.routes:
+            if stats.serves(suspect.where):
+                return stats.route
+        return self.route_for_stack(suspect.stack)
+
     def route_for_stack(self, stack: tuple[str, ...]) -> str | None:
         """The route whose handler appears in a stack of ``"file:line in function"`` frames."""
         handlers = {r.handler: r.route for r in self.routes if r.handler}
@@ -222,6 +250,7 @@ class TrafficSnapshot:
                         int(row["sampled"]),
                         int(row["delta_bytes"]),
                         row.get("handler") if isinstance(row.get("handler"), str) else None,
+                        _lines(row.get("handler_lines")),
                     )
                 )
             except (KeyError, TypeError, ValueError):
@@ -235,7 +264,7 @@ class TrafficSnapshot:
         Route suspects (``where`` = ``route <template>``) come after the allocation
         sites, largest estimated retained memory first, at most ``limit``.
         """
-        named = [s if s.route else replace(s, route=self.route_for_stack(s.stack)) for s in suspects]
+        named = [s if s.route else replace(s, route=self.route_for(s)) for s in suspects]
         for stats in self.leaving_memory()[:limit]:
             retained = stats.retained_bytes
             named.append(Suspect(f"route {stats.route}", retained, stats.requests, retained, route=stats.route))
@@ -349,7 +378,7 @@ class Traffic:
     def snapshot(self) -> TrafficSnapshot:
         """Every route's counters now."""
         routes = tuple(
-            RouteStats(name, r.requests, r.errors, r.sampled, r.delta_bytes, r.handler)
+            RouteStats(name, r.requests, r.errors, r.sampled, r.delta_bytes, r.handler, r.lines)
             for name, r in self._routes.items()
         )
         return TrafficSnapshot(self.pid, self.sample_every, routes)

@@ -56,11 +56,16 @@ class Workers:
         return tuple(self.kill_watch.kills)
 
     def observe(self, sample: Sample) -> OomKill | None:
-        """Follow the cgroup's processes; returns an OOM kill seen since the previous sample."""
+        """Follow the cgroup's processes; returns an OOM kill this agent was the first to record.
+
+        Only that agent finishes the killed process's capture (post-mortem), so
+        N survivors do not each read it.
+        """
         if not self.enabled:
             return None
         pids = self.peers.observe()
-        return self.kill_watch.observe(sample, pids, self.peers.last_anon)
+        kill = self.kill_watch.observe(sample, pids, self.peers.last_anon)
+        return kill if kill is not None and self.kill_watch.recorded_first(kill) else None
 
     def may_capture(self, decision: GuardDecision) -> bool:
         """Whether this process arms/dumps for the episode (the others stand by)."""

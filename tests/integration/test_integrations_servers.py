@@ -124,7 +124,7 @@ FLASK_REQUESTS = [
 
 
 def test_gunicorn_flask_sync_workers(tmp_path: Path) -> None:
-    argv = [str(BIN / "gunicorn"), "-w", "2", "-b", "127.0.0.1:0", "web_flask:app"]
+    argv = [str(BIN / "gunicorn"), "--no-control-socket", "-w", "2", "-b", "127.0.0.1:0", "web_flask:app"]
     result = compare(argv, tmp_path, FLASK_REQUESTS)
     assert result.with_middleware == result.without
     assert result.without[5].startswith(b"HTTP/1.1 418 ")
@@ -135,7 +135,7 @@ def test_gunicorn_flask_sync_workers(tmp_path: Path) -> None:
 
 
 def test_gunicorn_flask_counts_per_route(tmp_path: Path) -> None:
-    argv = [str(BIN / "gunicorn"), "-w", "1", "-b", "127.0.0.1:0", "web_flask:app"]
+    argv = [str(BIN / "gunicorn"), "--no-control-socket", "-w", "1", "-b", "127.0.0.1:0", "web_flask:app"]
     result = compare(argv, tmp_path, FLASK_REQUESTS)
     assert result.with_middleware == result.without
     routes = result.routes
@@ -147,7 +147,7 @@ def test_gunicorn_flask_counts_per_route(tmp_path: Path) -> None:
 
 
 def test_gunicorn_django(tmp_path: Path) -> None:
-    argv = [str(BIN / "gunicorn"), "-w", "1", "-b", "127.0.0.1:0", "web_django:application"]
+    argv = [str(BIN / "gunicorn"), "--no-control-socket", "-w", "1", "-b", "127.0.0.1:0", "web_django:application"]
     requests = [get("/"), get("/items/5/?q=a"), get("/items/6/"), get("/items/x/"), get("/boom/"), get("/items/5")]
     result = compare(argv, tmp_path, requests, "/_stats/")
     assert result.with_middleware == result.without

@@ -66,3 +66,23 @@ def test_no_volume_still_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     watch.observe(with_kills(make_sample(0), 0), frozenset({1, 2}), anon)
     assert watch.observe(with_kills(make_sample(1), 1), frozenset({1}), anon) is not None
     assert any("OOM-killed pid 2" in r.getMessage() for r in caplog.records)
+
+
+def test_the_victim_may_leave_the_cgroup_after_the_counter_rose(tmp_path: Path) -> None:
+    watch = KillWatch(tmp_path)
+    watch.observe(with_kills(make_sample(0.0), 0), frozenset({1, 2, 3}), anon)
+    # The kernel counted the kill; the victim (pid 3) is still exiting.
+    assert watch.observe(with_kills(make_sample(0.1), 1), frozenset({1, 2, 3}), anon) is None
+    kill = watch.observe(with_kills(make_sample(0.2), 1), frozenset({1, 2, 4}), anon)
+    assert kill is not None
+    assert kill.pids == (3,)
+    assert kill.kills == 1
+
+
+def test_a_kill_whose_victim_never_left_is_reported_after_settling(tmp_path: Path) -> None:
+    watch = KillWatch(tmp_path)
+    watch.observe(with_kills(make_sample(0.0), 0), frozenset({1}), anon)
+    assert watch.observe(with_kills(make_sample(1.0), 2), frozenset({1}), anon) is None
+    kill = watch.observe(with_kills(make_sample(1.0 + KillWatch.SETTLE_S), 2), frozenset({1}), anon)
+    assert kill is not None
+    assert (kill.pids, kill.kills) == ((), 2)

@@ -103,8 +103,10 @@ def test_sample_every_must_be_positive() -> None:
         Traffic(sample_every=0)
 
 
-def handler() -> None:
+def handler() -> list[bytes]:
     """A route's endpoint."""
+    kept = [b"x" * 10]
+    return kept
 
 
 def test_handler_is_named_and_suspects_get_their_route() -> None:
@@ -118,11 +120,13 @@ def test_handler_is_named_and_suspects_get_their_route() -> None:
     assert stats.handler == f"{__file__}:handler"
     inside = Suspect("lib.py:3", 10, 1, 10, stack=("lib.py:3 in grow", f"{__file__}:99 in handler"))
     outside = Suspect("other.py:1", 5, 1, 5, stack=("other.py:1 in job",))
-    annotated = snapshot.annotate([inside, outside])
-    assert [s.route for s in annotated[:2]] == ["/leak", None]
-    assert annotated[2].where == "route /leak"
-    assert annotated[2].route == "/leak"
-    assert annotated[2].growth_bytes == 5 * MiB
+    line = handler.__code__.co_firstlineno + 2
+    no_stack = Suspect(f"{__file__}:{line}", 7, 1, 7)  # tracemalloc names a line, no stack
+    annotated = snapshot.annotate([inside, outside, no_stack])
+    assert [s.route for s in annotated[:3]] == ["/leak", None, "/leak"]
+    assert annotated[3].where == "route /leak"
+    assert annotated[3].route == "/leak"
+    assert annotated[3].growth_bytes == 5 * MiB
 
 
 def test_since_subtracts_an_earlier_snapshot() -> None:
@@ -140,7 +144,7 @@ def test_since_subtracts_an_earlier_snapshot() -> None:
 
 
 def test_json_round_trip() -> None:
-    snapshot = TrafficSnapshot(7, 16, (RouteStats("/a", 10, 1, 2, 4 * MiB, "app.py:view"),))
+    snapshot = TrafficSnapshot(7, 16, (RouteStats("/a", 10, 1, 2, 4 * MiB, "app.py:view", (3, 9)),))
     document = snapshot.to_json()
     assert document["requests"] == 10
     assert TrafficSnapshot.from_json(document) == snapshot

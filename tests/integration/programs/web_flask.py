@@ -50,8 +50,13 @@ def boom() -> str:
 @app.get("/leak")
 def leak() -> str:
     size = int(request.args.get("mib", "2")) * 1024 * 1024
-    sessions.append(bytes(size))  # LEAK-LINE: every request keeps its buffer
-    return "leaked"
+    sessions.append(b"x" * size)  # LEAK-LINE: every request keeps its buffer (written: resident)
+    return str(os.getpid())
+
+
+@app.get("/pid")
+def pid() -> str:
+    return str(os.getpid())
 
 
 @app.get("/_stats")
