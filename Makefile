@@ -26,6 +26,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_sampler.py
+	$(BIN)/python tests/benchmarks/bench_middleware.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
