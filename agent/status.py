@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
 from .diagnosis import Verdict, verdict_document
 from .procfs import ProcessMemory
 from .sample import Sample
+from .traffic import TrafficSnapshot
 
 __all__ = ["memory_fields", "process_fields", "status_document"]
 
@@ -47,8 +49,14 @@ def status_document(
     *,
     cgroup_unavailable: str | None = None,
     verdict: Verdict | None = None,
+    traffic: TrafficSnapshot | None = None,
+    oom_kills: Sequence[Mapping[str, object]] = (),
 ) -> dict[str, object]:
-    """The status JSON: memory breakdown, cgroup details, the processes of the cgroup and the verdict."""
+    """The status JSON: memory breakdown, cgroup details, the processes of the cgroup and the verdict.
+
+    ``traffic`` (requests per route, from the integrations) and ``oom_kills``
+    (worker OOM kills recorded on the volume) are included when given.
+    """
     cg = sample.cgroup
     cgroup: dict[str, object] | None = None
     if cg is not None:
@@ -73,4 +81,6 @@ def status_document(
         "processes": [process_fields(p) for p in processes],
         "python": asdict(sample.python) if sample.python else None,
         "verdict": verdict_document(verdict) if verdict is not None else None,
+        "traffic": traffic.to_json() if traffic is not None else None,
+        "oom_kills": [dict(k) for k in oom_kills],
     }

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..config import Config
 from ..diagnosis import snapshot_verdict
+from ..errors import ConfigError
+from ..oomkills import read_kills
 from ..procfs import read_processes
 from ..sample import Sample, SampleSource
 from ..status import status_document
@@ -56,7 +59,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     pids = source.cgroup_reader.procs() if source.cgroup_reader is not None else []
     processes = read_processes(pids, source.proc_root) if args.root is None else []
     document = status_document(
-        sample, processes, cgroup_unavailable=source.unavailable_reason, verdict=snapshot_verdict(sample)
+        sample,
+        processes,
+        cgroup_unavailable=source.unavailable_reason,
+        verdict=snapshot_verdict(sample),
+        oom_kills=_recorded_kills(sample) if args.root is None else (),
     )
     if args.json:
         json.dump(document, out, indent=2)
@@ -64,6 +71,16 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     else:
         out.write(render_table(sample, document))
     return 0
+
+
+def _recorded_kills(sample: Sample) -> list[dict[str, object]]:
+    """Worker OOM kills of this cgroup recorded on the dump volume (``OOMGUARD_DUMP_DIR``)."""
+    try:
+        dump_dir = Config.from_env(os.environ).dump_dir
+    except ConfigError:
+        return []
+    cgroup = sample.cgroup.directory if sample.cgroup is not None else None
+    return [k for k in read_kills(dump_dir) if k.get("cgroup") == cgroup]
 
 
 def render_table(sample: Sample, document: dict[str, Any]) -> str:
@@ -135,6 +152,10 @@ def render_table(sample: Sample, document: dict[str, Any]) -> str:
     if verdict:
         rows.append(("verdict", f"{verdict['kind']} ({verdict['confidence']:.2f}): {verdict['summary']}"))
         rows += [("", f"- {line}") for line in verdict["evidence"]]
+    for kill in document.get("oom_kills") or ():
+        victims = ", ".join(str(pid) for pid in kill.get("pids") or ()) or "?"
+        evidence = ", ".join(kill.get("evidence") or ()) or "none"
+        rows.append(("oom kill", f"pid {victims} (oom_kill {kill.get('oom_kill')}); evidence: {evidence}"))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     processes = document["processes"]
