@@ -59,9 +59,16 @@ class Agent:
         self.source = source if source is not None else SampleSource(root, requests=requests_total)
         self.timeline = Timeline(config.timeline_size)
         self.sampler = Sampler(self.source, self.timeline, config.interval)
-        self.diagnosis = Diagnostician(self.timeline, windows=HeapWindows(budget=self._heap_budget))
+        self.diagnosis = Diagnostician(
+            self.timeline, windows=HeapWindows(budget=self._heap_budget), quiet=lambda: self.guardian.armed
+        )
         self.guardian = Guardian(
-            config, self.timeline, self.sampler, self.source, verdict=lambda: verdict_document(self.verdict())
+            config,
+            self.timeline,
+            self.sampler,
+            self.source,
+            verdict=lambda: verdict_document(self.verdict()),
+            before_capture=self.diagnosis.quiet_heap,
         )
         self.sampler.on_sample.append(self.guardian.on_sample)
         self.sampler.on_sample.append(self.diagnosis.on_sample)

@@ -33,12 +33,22 @@ class Diagnostician:
         timeline: the sample ring buffer.
         windows: the heap-sampling windows; None turns attribution off.
         every: seconds between diagnoses.
+        quiet: True while heap windows must not run (the guard's memray capture is
+            streaming: it would record tracemalloc's own allocations and grow).
     """
 
-    def __init__(self, timeline: Timeline, *, windows: HeapWindows | None = None, every: float = DIAGNOSIS_EVERY):
+    def __init__(
+        self,
+        timeline: Timeline,
+        *,
+        windows: HeapWindows | None = None,
+        every: float = DIAGNOSIS_EVERY,
+        quiet: Callable[[], bool] = lambda: False,
+    ):
         self.timeline = timeline
         self.windows = windows
         self.every = every
+        self._quiet = quiet
         self._last: float | None = None
         self._verdict = diagnose(())
         self._callbacks: list[Callable[[Verdict], None]] = []
@@ -61,7 +71,10 @@ class Diagnostician:
     def on_sample(self, sample: Sample) -> None:
         """The sampler callback."""
         if self.windows is not None and self.windows.active:
-            self.windows.poll()
+            if self._quiet():
+                self.windows.discard()
+            else:
+                self.windows.poll()
         if self._last is not None and sample.monotonic - self._last < self.every:
             return
         self._last = sample.monotonic
@@ -71,7 +84,13 @@ class Diagnostician:
         """Diagnose now (and open a heap window if memory is rising)."""
         samples = self.timeline.snapshot()
         windows = self.windows
-        if windows is not None and not windows.active and growth_suspected(samples) and windows.ready():
+        if (
+            windows is not None
+            and not windows.active
+            and not self._quiet()
+            and growth_suspected(samples)
+            and windows.ready()
+        ):
             windows.open()
         verdict = diagnose(samples, self.evidence())
         self.runs += 1
@@ -97,6 +116,11 @@ class Diagnostician:
                 callback(verdict)
             except Exception:  # a subscriber's bug must not stop the diagnosis
                 logger.exception("oomguard: a verdict subscriber failed")
+
+    def quiet_heap(self) -> None:
+        """A memray capture is about to start: drop an open heap window (memray would record tracemalloc)."""
+        if self.windows is not None:
+            self.windows.discard()
 
     def close(self) -> None:
         """Stop an open heap window (the agent is stopping)."""

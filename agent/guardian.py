@@ -70,6 +70,7 @@ class Guardian:
         *,
         writer: BundleWriter | None = None,
         verdict: Callable[[], Mapping[str, object] | None] | None = None,
+        before_capture: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.timeline = timeline
@@ -90,6 +91,8 @@ class Guardian:
         self._reported: set[str] = set()
         self._postmortem_done = False
         self._verdict = verdict
+        self._before_capture = before_capture
+        """Called before a memray capture starts (the diagnosis stops its heap window: memray would record it)."""
         self.workers = Workers(config.dump_dir, source)
         """Peers of a multi-process service: who captures an episode, OOM kills, routes."""
 
@@ -167,6 +170,8 @@ class Guardian:
         bundle = self._open(decision.trigger or "threshold")
         if bundle is None:
             return None
+        if self._before_capture is not None:
+            self._before_capture()
         capture: Capture | None = Capture(bundle.file_path(CAPTURE_NAME))
         if capture is not None and not capture.start():
             capture = None
@@ -307,6 +312,8 @@ class Guardian:
             capture: Capture | None = None
             length = DEFAULT_CAPTURE_SECONDS[kind] if seconds is None else seconds
             if kind != "heap" and self._armed is None and length > 0:
+                if self._before_capture is not None:
+                    self._before_capture()
                 capture = Capture(bundle.file_path(CAPTURE_NAME))
                 if capture.start():
                     time.sleep(length)

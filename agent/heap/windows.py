@@ -61,7 +61,11 @@ class WindowPolicy:
     """
 
     seconds: float = 4.0
-    """Length of one window."""
+    """Shortest length of one window."""
+    max_seconds: float = 16.0
+    """A window stays open up to this long while the process's anon has grown less than ``min_growth_bytes``:
+    tracing slows an allocation-heavy process (measured: 10-20×), and so its leak, inside the window."""
+    min_growth_bytes: int = 1024 * 1024
     duty: float = 0.05
     """Largest fraction of wall time spent tracing, averaged over a window and the pause after it."""
     frames: int = 4
@@ -72,7 +76,14 @@ class WindowPolicy:
     """Sites kept per window."""
 
     def __post_init__(self) -> None:
-        if self.seconds <= 0 or not 0 < self.duty <= 1 or self.frames < 1 or self.max_blocks < 1 or self.top < 1:
+        if (
+            self.seconds <= 0
+            or self.max_seconds < self.seconds
+            or not 0 < self.duty <= 1
+            or self.frames < 1
+            or self.max_blocks < 1
+            or self.top < 1
+        ):
             raise ValueError(f"invalid heap window policy: {self}")
 
     @property
@@ -98,7 +109,7 @@ class WindowResult:
     sites: tuple[Suspect, ...]
     """Live allocations grouped by application frame, largest first (empty when the snapshot was skipped)."""
     stopped: str
-    """Why the window ended: ``"time"``, ``"budget"`` or ``"stop"``."""
+    """Why the window ended: ``"time"``, ``"budget"`` or ``"stop"`` (closed from outside)."""
 
     @property
     def python_growth_bytes(self) -> int:
@@ -252,13 +263,20 @@ class HeapWindows:
         if started is None:
             return None
         now = self._clock()
-        if now - started >= self.policy.seconds:
+        elapsed = now - started
+        if elapsed >= self.policy.seconds and (elapsed >= self.policy.max_seconds or self._grown_enough()):
             return self.close("time")
         blocks = tracemalloc.get_tracemalloc_memory() // TRACE_BYTES
         allowed = self._allowed()
         if blocks > self.policy.max_blocks or (allowed is not None and blocks * SNAPSHOT_BYTES_PER_BLOCK > allowed):
             return self.close("budget")
         return None
+
+    def _grown_enough(self) -> bool:
+        start, now = self._start_anon, self._anon()
+        if start is None or now is None:
+            return True  # cannot tell: the shortest window it is
+        return now - start - tracemalloc.get_tracemalloc_memory() >= self.policy.min_growth_bytes
 
     def close(self, reason: str = "stop") -> WindowResult | None:
         """Stop tracing and record what the window saw (None when no window was open)."""
@@ -295,6 +313,13 @@ class HeapWindows:
             self._results = [*self._results, result][-_KEPT_WINDOWS:]
             self._suspects = rank_suspects(self._results)
         return result
+
+    def discard(self) -> None:
+        """Stop an open window and keep nothing (a memray capture is starting: it must not record the window)."""
+        if self._open_at is not None:
+            self._open_at = None
+            tracemalloc.stop()
+            self._next_allowed = self._clock() + self.policy.pause_s
 
     def evidence(self) -> HeapEvidence:
         """The results so far (safe from any thread)."""

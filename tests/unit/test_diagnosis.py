@@ -299,7 +299,7 @@ def retain(n: int) -> None:
 def test_a_window_finds_the_line_that_keeps_memory_and_respects_its_duty_cycle() -> None:
     if tracemalloc.is_tracing():
         pytest.skip("tracemalloc is already on in this interpreter")
-    clock, anon = FakeClock(), iter([100 * MiB, 104 * MiB])
+    clock, anon = FakeClock(), iter([100 * MiB, 106 * MiB, 106 * MiB])
     windows = HeapWindows(WindowPolicy(seconds=4, duty=0.1), clock=clock, anon=lambda: next(anon))
     assert windows.open()
     retain(1000)
@@ -314,13 +314,33 @@ def test_a_window_finds_the_line_that_keeps_memory_and_respects_its_duty_cycle()
     assert result.net_blocks >= 1000
     assert 3_500_000 < result.python_growth_bytes <= result.traced_bytes
     assert result.anon_growth_bytes is not None
-    assert result.anon_growth_bytes < 4 * MiB
+    assert result.anon_growth_bytes < 6 * MiB
     assert not windows.ready()  # the pause after a 4 s window at 10% duty is 36 s
     clock.now += 35
     assert not windows.ready()
     clock.now += 1
     assert windows.ready()
     assert windows.evidence().suspects[0].where == result.sites[0].where
+
+
+def test_a_window_stays_open_until_the_process_grew() -> None:
+    if tracemalloc.is_tracing():
+        pytest.skip("tracemalloc is already on in this interpreter")
+    clock, anon = FakeClock(), [100 * MiB]
+    windows = HeapWindows(WindowPolicy(seconds=4, max_seconds=10), clock=clock, anon=lambda: anon[0])
+    assert windows.open()
+    clock.now += 5
+    assert windows.poll() is None  # no growth yet: a slowed-down leak needs longer
+    anon[0] += 8 * MiB
+    clock.now += 1
+    result = windows.poll()
+    assert result is not None
+    assert result.seconds == pytest.approx(6.0)
+    assert windows.open() is False  # the pause is measured from the real length
+    clock.now += 6 * 19
+    assert windows.open()
+    clock.now += 10
+    assert windows.poll() is not None  # never longer than max_seconds
 
 
 def test_a_window_over_its_budget_stops_early_without_a_snapshot() -> None:
