@@ -176,3 +176,30 @@ def test_status_prints_an_honest_verdict_from_one_sample() -> None:
     )
     assert "verdict" in table.stdout
     assert "insufficient_data (0.00): not enough data: one sample" in table.stdout
+
+
+@pytest.mark.realcgroup
+def test_bundles_and_the_post_mortem_carry_the_verdict(tmp_path: Path) -> None:
+    require()
+    dump_dir = tmp_path / "dumps"
+    argv = [sys.executable, str(PYTHON_LEAK), "--mb-per-s", "4", "--seconds", "300"]
+    with RealCgroup(256 * MiB) as cgroup:
+        outcome = cgroup.run(argv, timeout=150, env=agent_env(dump_dir))
+        assert outcome.oom_killed, (outcome.returncode, outcome.stderr[-2000:])
+        # The restarted service (same cgroup, same volume) finishes the killed capture.
+        restart = cgroup.run(
+            [sys.executable, "-c", "import oomguard.auto, time; time.sleep(1.5)"], timeout=60, env=agent_env(dump_dir)
+        )
+    assert restart.returncode == 0, restart.stderr
+    manifests = [json.loads(p.read_text()) for p in sorted(dump_dir.glob("*/manifest.json"))]
+    complete = [m for m in manifests if m["complete"]]
+    killed = [m for m in manifests if m["trigger"] == "oom"]
+    assert complete, outcome.stderr[-2000:]
+    assert killed, [m["trigger"] for m in manifests]
+    for manifest in complete:
+        assert manifest["verdict"]["kind"] == "python_heap_leak", manifest["verdict"]
+    for manifest in killed:
+        verdict = manifest["verdict"]
+        assert verdict["kind"] == "python_heap_leak", verdict
+        assert verdict["summary"].startswith("the last process was OOM-killed")
+        assert any(e.startswith("before the kill: anon +") for e in verdict["evidence"])
