@@ -11,9 +11,9 @@ comes out. The rules, in order:
    the process's) climbs in a sustained way over at least :data:`LEAK_SPAN_S`.
    Heap windows then say which part is Python: net Python growth over the
    process's anon growth in the same windows (or the app's own tracemalloc
-   series). At least :data:`PYTHON_SHARE` of it → Python; at most
-   :data:`NATIVE_SHARE` → native; in between, the larger side with less
-   confidence. No window yet → insufficient_data ("attributing").
+   series). From the midpoint of :data:`NATIVE_SHARE` and :data:`PYTHON_SHARE`
+   (40%) up → Python, below → native; confidence falls as the share nears
+   that midpoint. No window yet → insufficient_data ("attributing").
 4. **limit_too_low** — the working set is flat over the last
    :data:`PLATEAU_S` seconds within :data:`NEAR_LIMIT` of the limit.
 5. **page_cache_growth** — the page cache (``file``) climbs in a sustained way,
