@@ -438,7 +438,12 @@ def _postmortem_verdict(note_path: Path, manifest: Mapping[str, object]) -> dict
         note = None
     rows = manifest.get("suspects")
     suspects = [
-        Suspect(str(r.get("where")), int(r.get("size_bytes") or 0), int(r.get("count") or 0), 0)
+        Suspect(
+            str(r.get("where")),
+            int(r.get("size_bytes") or 0),
+            int(r.get("count") or 0),
+            int(r.get("growth_bytes") or 0),
+        )
         for r in (rows if isinstance(rows, list) else [])
         if isinstance(r, dict)
     ]
