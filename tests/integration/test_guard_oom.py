@@ -119,8 +119,21 @@ def test_plateau_at_70_percent_never_arms(tmp_path: Path) -> None:
 @pytest.mark.realcgroup
 def test_rise_to_85_percent_and_back_arms_then_disarms_without_a_bundle(tmp_path: Path) -> None:
     require()
+    # 20 MB/s: at 85 % the limit is 2 s away, far more than a bundle needs, so no
+    # predicted dump. A fixed malloc mmap threshold keeps the 1 MiB blobs mmap'ed:
+    # freeing them really returns the memory (glibc's dynamic threshold would not).
     outcome = run_leak(
-        tmp_path, 256 * MiB, "40", "--blob", str(1024 * 1024), "--stop-at", "0.85", "--hold", "20", "--then-free"
+        tmp_path,
+        256 * MiB,
+        "20",
+        "--blob",
+        str(1024 * 1024),
+        "--stop-at",
+        "0.85",
+        "--hold",
+        "20",
+        "--then-free",
+        MALLOC_MMAP_THRESHOLD_="131072",
     )
     assert outcome.returncode == 0, outcome.stderr
     assert "oomguard: armed" in outcome.stderr
