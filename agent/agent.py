@@ -72,6 +72,7 @@ class Agent:
         )
         self.sampler.on_sample.append(self.guardian.on_sample)
         self.sampler.on_sample.append(self.diagnosis.on_sample)
+        self.diagnosis.subscribe(lambda _verdict: self.guardian.refresh_armed_note())
         self.pid = os.getpid()
         self._previous_handler: Any = None
         self._signal_installed = False

@@ -214,6 +214,26 @@ class Guardian:
         except DumpVolumeError as exc:
             self._report(f"volume:{exc}", str(exc))
 
+    def refresh_armed_note(self) -> None:
+        """The verdict changed while a capture is armed: keep the note's verdict current.
+
+        The post-mortem of a killed process takes its verdict from this note, so
+        it must carry the last verdict reached, not the one at arming time.
+        """
+        armed = self._armed
+        if armed is None:
+            return
+        try:
+            note = json.loads(armed.bundle.file_path(ARMED_NOTE).read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(note, dict):
+            note["verdict"] = self._verdict_now()
+            try:
+                armed.bundle.write_json(ARMED_NOTE, note)
+            except (DumpVolumeError, ValueError) as exc:
+                self._report(f"volume:{exc}", str(exc))
+
     def _disarm(self, decision: GuardDecision) -> None:
         self.workers.release()
         armed, self._armed = self._armed, None

@@ -9,6 +9,7 @@ developer can change.
 
 from __future__ import annotations
 
+import importlib.util
 import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,18 @@ __all__ = ["Suspect", "read_capture_suspects", "suspects_from_records"]
 _LIBRARY_PREFIXES = tuple(
     {p for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p}
 )
-_AGENT_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _agent_dirs() -> tuple[str, ...]:
+    # oomguard and oomguard.integrations: one folder when installed, two in a source checkout.
+    dirs = {str(Path(__file__).resolve().parent.parent) + "/"}
+    spec = importlib.util.find_spec("oomguard.integrations")
+    if spec is not None and spec.origin:
+        dirs.add(str(Path(spec.origin).resolve().parent) + "/")
+    return tuple(dirs)
+
+
+_AGENT_DIRS = _agent_dirs()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +51,7 @@ class Suspect:
 
 
 def _is_library(filename: str) -> bool:
-    return filename.startswith(_LIBRARY_PREFIXES) or filename.startswith(_AGENT_DIR) or filename.startswith("<")
+    return filename.startswith(_LIBRARY_PREFIXES) or filename.startswith(_AGENT_DIRS) or filename.startswith("<")
 
 
 def _pick_frame(stack: Sequence[tuple[str, str, int]]) -> tuple[str, str, int] | None:
@@ -51,7 +63,7 @@ def _pick_frame(stack: Sequence[tuple[str, str, int]]) -> tuple[str, str, int] |
 
 
 def _is_agent(stack: Sequence[tuple[str, str, int]]) -> bool:
-    return any(frame[1].startswith(_AGENT_DIR) for frame in stack)
+    return any(frame[1].startswith(_AGENT_DIRS) for frame in stack)
 
 
 def suspects_from_records(records: Iterable[Any], limit: int = 20) -> list[Suspect]:
