@@ -40,6 +40,8 @@ ARM_EVIDENCE = 0.5
 """A predicted arm needs points over this fraction of the trend window: a 30 s forecast from 2 s of data is noise."""
 
 TREND_MAX_PAIRS = 600
+#: An episode ends only if the trend does not reach ARM_AT within this many arm horizons.
+CALM_HORIZON = 3.0
 """Pairwise slopes per decision: at 20 Hz a 10 s window has 200 points (19 900 pairs); 600 keep it cheap."""
 
 
@@ -309,8 +311,15 @@ class Guard:
         """
         settings = self._settings
         low = settings.arm_at - settings.hysteresis
-        if reading.pressure >= low or reading.seconds_to_limit is not None:
+        if reading.pressure >= low:
             return None
+        # "Not rising" means not heading back to ARM_AT soon. A flat series has no
+        # noise at all, so the slightest creep (the agent's own timeline filling)
+        # is "significant": judge the rise by where it leads, not by its noise.
+        if reading.slope_per_s is not None:
+            back = seconds_to_reach(settings.arm_at * reading.limit, reading.working_set, reading.slope_per_s)
+            if back is not None and back <= CALM_HORIZON * settings.arm_horizon_s:
+                return None
         newest = samples[-1].monotonic
         for sample in reversed(samples):
             pressure = sample.pressure

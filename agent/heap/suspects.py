@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Suspect", "read_capture_suspects", "suspects_from_records"]
+__all__ = ["AGENT_FRAME", "Suspect", "application_frame", "read_capture_suspects", "suspects_from_records"]
 
 _LIBRARY_PREFIXES = tuple(
     {p for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p}
@@ -51,32 +51,41 @@ class Suspect:
 
 
 def _is_library(filename: str) -> bool:
-    return filename.startswith(_LIBRARY_PREFIXES) or filename.startswith(_AGENT_DIRS) or filename.startswith("<")
+    return filename.startswith(_LIBRARY_PREFIXES) or filename.startswith("<")
 
 
-def _pick_frame(stack: Sequence[tuple[str, str, int]]) -> tuple[str, str, int] | None:
-    """The innermost application frame, else the innermost frame."""
+AGENT_FRAME = ("", "<oomguard>", 0)
+"""What :func:`application_frame` returns for an allocation made by oomguard itself."""
+
+
+def application_frame(stack: Sequence[tuple[str, str, int]]) -> tuple[str, str, int] | None:
+    """The innermost frame of the application's own code.
+
+    Walking outwards from the allocation: library frames are skipped; reaching
+    oomguard's own code first means the agent (or its middleware) allocated it,
+    which is reported as :data:`AGENT_FRAME`. A request's allocation passes through
+    the middleware further out, so the app's line is found first. Without any
+    application frame, the innermost frame stands in.
+    """
     for frame in stack:
+        if frame[1].startswith(_AGENT_DIRS):
+            return AGENT_FRAME
         if not _is_library(frame[1]):
             return frame
     return stack[0] if stack else None
 
 
-def _is_agent(stack: Sequence[tuple[str, str, int]]) -> bool:
-    return any(frame[1].startswith(_AGENT_DIRS) for frame in stack)
-
-
 def suspects_from_records(records: Iterable[Any], limit: int = 20) -> list[Suspect]:
     """Group memray ``AllocationRecord``-like objects by application frame, largest first.
 
-    The agent's own allocations (any frame inside oomguard) are left out.
+    The agent's own allocations (made in oomguard's code) are left out.
     """
     groups: dict[str, list[Any]] = {}
     for record in records:
         stack = record.stack_trace()
-        if _is_agent(stack):
+        frame = application_frame(stack)
+        if frame is AGENT_FRAME:
             continue
-        frame = _pick_frame(stack)
         where = f"{frame[1]}:{frame[2]}" if frame is not None else "<unknown>"
         entry = groups.setdefault(where, [0, 0, frame[0] if frame else "", stack])
         entry[0] += record.size

@@ -29,26 +29,20 @@ from __future__ import annotations
 
 import logging
 import sys
-import sysconfig
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..procfs import read_process
 from .collectors import SNAPSHOT_BYTES_PER_BLOCK, TRACE_BYTES
-from .suspects import Suspect
+from .suspects import AGENT_FRAME, Suspect, application_frame
 
 __all__ = ["HeapEvidence", "HeapWindows", "WindowPolicy", "WindowResult", "rank_suspects"]
 
 logger = logging.getLogger(__name__)
 
-_LIBRARY_PREFIXES = tuple(
-    {p for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p}
-)
-_AGENT_DIR = str(Path(__file__).resolve().parent.parent)
 _KEPT_WINDOWS = 8
 
 
@@ -168,10 +162,6 @@ def rank_suspects(windows: Sequence[WindowResult], limit: int = 10) -> tuple[Sus
     )
 
 
-def _is_library(filename: str) -> bool:
-    return filename.startswith((*_LIBRARY_PREFIXES, _AGENT_DIR, "<"))
-
-
 def group_snapshot(snapshot: tracemalloc.Snapshot, top: int) -> tuple[Suspect, ...]:
     """Live allocations of ``snapshot`` grouped by their innermost application frame, largest first."""
     sizes: dict[str, int] = {}
@@ -179,10 +169,10 @@ def group_snapshot(snapshot: tracemalloc.Snapshot, top: int) -> tuple[Suspect, .
     stacks: dict[str, tuple[str, ...]] = {}
     for stat in snapshot.statistics("traceback"):
         frames = list(stat.traceback)  # oldest first
-        if not frames or any(f.filename.startswith(_AGENT_DIR) for f in frames):
+        picked = application_frame([("", f.filename, f.lineno) for f in reversed(frames)])
+        if picked is None or picked is AGENT_FRAME:
             continue  # the agent's own allocations
-        frame = next((f for f in reversed(frames) if not _is_library(f.filename)), frames[-1])
-        where = f"{frame.filename}:{frame.lineno}"
+        where = f"{picked[1]}:{picked[2]}"
         sizes[where] = sizes.get(where, 0) + stat.size
         counts[where] = counts.get(where, 0) + stat.count
         stacks.setdefault(where, tuple(f"{f.filename}:{f.lineno}" for f in reversed(frames)))

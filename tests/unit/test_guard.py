@@ -264,3 +264,23 @@ def test_invalid_settings_are_refused(changes: dict[str, float]) -> None:
 def test_negative_bundle_seconds_are_refused() -> None:
     with pytest.raises(ValueError, match="bundle seconds"):
         Guard(GuardSettings()).set_bundle_seconds(-1.0)
+
+
+def test_a_perfectly_flat_series_with_a_slow_creep_still_disarms() -> None:
+    # After the drop the working set is flat but for a creep of 4 KiB/s (the agent's own
+    # timeline filling): no noise at all, so the creep is "significant" — yet it leads
+    # nowhere near ARM_AT, and the episode must end.
+    def pressure(t: float) -> float:
+        if t < 10:
+            return 0.85
+        return 0.08 + (t - 10) * 4096 / LIMIT
+
+    decisions = run(Guard(GuardSettings()), series(pressure, 40, 0.05))
+    assert actions(decisions) == [Action.ARM, Action.DISARM]
+
+
+def test_a_creep_back_towards_arm_at_keeps_the_episode_open() -> None:
+    def pressure(t: float) -> float:
+        return 0.85 if t < 10 else 0.60 + (t - 10) * 0.008  # below 75 % until 28.75 s, heading for 80 %
+
+    assert actions(run(Guard(GuardSettings()), series(pressure, 28, 0.1))) == [Action.ARM]
