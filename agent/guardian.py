@@ -234,18 +234,23 @@ class Guardian:
             except (DumpVolumeError, ValueError) as exc:
                 self._report(f"volume:{exc}", str(exc))
 
-    def _disarm(self, decision: GuardDecision) -> None:
+    def _drop_armed(self) -> bool:
+        """Stop the armed capture and remove its folder; False when nothing was armed."""
         self.workers.release()
         armed, self._armed = self._armed, None
         if armed is None:
-            return
+            return False
         if armed.capture is not None:
             armed.capture.stop()
         try:
             armed.bundle.abandon()
         except DumpVolumeError as exc:
             self._report(f"abandon:{exc}", str(exc))
-        logger.warning("oomguard: disarmed: %s", decision.reason)
+        return True
+
+    def _disarm(self, decision: GuardDecision) -> None:
+        if self._drop_armed():
+            logger.warning("oomguard: disarmed: %s", decision.reason)
 
     def _dump_episode(self, decision: GuardDecision) -> None:
         with self._dump_lock:
@@ -427,15 +432,7 @@ class Guardian:
         Only a kill leaves an armed folder behind for the post-mortem; a normal
         exit must not be mistaken for one.
         """
-        self.workers.release()
-        armed, self._armed = self._armed, None
-        if armed is not None:
-            if armed.capture is not None:
-                armed.capture.stop()
-            try:
-                armed.bundle.abandon()
-            except DumpVolumeError as exc:
-                self._report(f"abandon:{exc}", str(exc))
+        self._drop_armed()
 
     def after_fork(self) -> None:
         """In a forked child: the parent's episode is not ours; start afresh."""

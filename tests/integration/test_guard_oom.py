@@ -101,7 +101,7 @@ reader = CgroupReader()
 extra = []
 while reader.read().working_set_bytes < 0.70 * reader.read().limit_bytes:  # the last few % warm slowly
     extra.append(bytearray(b"x" * (256 * 1024)))
-    time.sleep(0.05)
+    time.sleep(0.1)                                      # ~2.5 MB/s: DUMP_AT stays >10 s away
 time.sleep(8)                                            # then it plateaus
 """
 
