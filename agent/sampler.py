@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import sys
 import threading
@@ -27,7 +26,9 @@ def _name_native_thread() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # CDLL(None): the symbols already loaded (libc's prctl). Not ctypes.util.find_library,
+        # which runs `ldconfig -p` in a subprocess: the agent never spawns processes in the host.
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_NAME, AGENT_THREAD_COMM.encode(), 0, 0, 0)
     except (OSError, AttributeError):
         pass  # cosmetic: only the cross-process "runs_agent" column depends on it
