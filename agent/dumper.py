@@ -154,6 +154,27 @@ class Dumper:
         extra: dict[str, object] = {}
 
         bundle.write_json("memory.json", {"memory": memory_fields(first), "sample": asdict(first)})
+        # The capture first: its suspects are what on-call reads, and the app may
+        # still be growing while the later collectors run (the budget shrinks).
+        if capture is not None:
+            capture.stop()
+            capture_path = bundle.file_path(CAPTURE_NAME)
+            if capture_path.exists():
+                bundle.add_file(CAPTURE_NAME, "memray")
+                size = capture_path.stat().st_size
+                found: list[Suspect] = []
+
+                def memray_job() -> None:
+                    found.extend(read_capture_suspects(capture_path))
+                    bundle.write_json("memray_suspects.json", [asdict(s) for s in found])
+
+                if self._attempt(run, "memray_suspects", size * 4 + 8 * _MiB, memray_job):
+                    suspects = found[:10]
+            elif capture.error:
+                run.records.append(CollectorRecord("memray", False, capture.error, 0, 0.0))
+        elif kind in ("memray", "full"):
+            run.records.append(CollectorRecord("memray", False, "skipped: no capture was armed", 0, 0.0))
+
         self._attempt(run, "threads", 1 * _MiB, lambda: bundle.write_text("threads.txt", thread_stacks()))
         samples = self.timeline.snapshot()
         self._attempt(
@@ -187,25 +208,6 @@ class Dumper:
 
                 if self._attempt(run, "tracemalloc", snapshot_cost, tracemalloc_job) and not suspects:
                     suspects = [Suspect(w, s, c, 0) for w, s, c in top[:10]]
-        if capture is not None:
-            capture.stop()
-            capture_path = bundle.file_path(CAPTURE_NAME)
-            if capture_path.exists():
-                bundle.add_file(CAPTURE_NAME, "memray")
-                size = capture_path.stat().st_size
-                found: list[Suspect] = []
-
-                def memray_job() -> None:
-                    found.extend(read_capture_suspects(capture_path))
-                    bundle.write_json("memray_suspects.json", [asdict(s) for s in found])
-
-                if self._attempt(run, "memray_suspects", size * 4 + 8 * _MiB, memray_job):
-                    suspects = found[:10]
-            elif capture.error:
-                run.records.append(CollectorRecord("memray", False, capture.error, 0, 0.0))
-        elif kind in ("memray", "full"):
-            run.records.append(CollectorRecord("memray", False, "skipped: no capture was armed", 0, 0.0))
-
         if traffic is not None:  # which routes' requests left memory behind (integrations)
             suspects = traffic.annotate(suspects)
             extra["routes"] = traffic.to_json()["routes"]

@@ -61,7 +61,11 @@ def test_python_heap_leak_leaves_evidence_before_the_kill(tmp_path: Path, rate: 
         assert complete, outcome.stderr[-2000:]
     for manifest in complete:
         assert manifest["trigger"] in ("threshold", "predicted")
-        assert manifest["suspects"][0]["where"] == LEAK_WHERE
+        if rate == 20 or manifest["suspects"]:
+            assert manifest["suspects"][0]["where"] == LEAK_WHERE
+        else:  # a fast leak can leave too little headroom to read the capture: the budget says so
+            collectors = {c["name"]: c for c in manifest["collectors"]}
+            assert collectors["memray_suspects"]["reason"].startswith("skipped: needs"), collectors
         assert {f["name"] for f in manifest["files"]} >= {"memray.bin", "memory.json", "timeline.json"}
         assert manifest["memory"]["limit_bytes"] == 256 * MiB
 
