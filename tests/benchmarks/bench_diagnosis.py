@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import queue
 import statistics
 import sys
 import tempfile
@@ -33,10 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from oomguard.diagnosis import diagnose  # noqa: E402
 from oomguard.heap.windows import HeapEvidence, HeapWindows, WindowPolicy, WindowResult  # noqa: E402
-from tests.support.realcgroup import RealCgroup, unavailable_reason  # noqa: E402
+from tests.support.realcgroup import unavailable_reason  # noqa: E402
 from tests.support.samples import MiB, make_sample  # noqa: E402
+from tests.support.scenarios import run_scenario  # noqa: E402
 
-SCENARIOS = REPO / "examples" / "scenarios"
 CASES = [
     ("python_heap_leak", 512 * MiB, "python_heap_leak"),
     ("native_leak", 512 * MiB, "native_leak"),
@@ -49,39 +47,10 @@ CASES = [
 
 def time_to_verdict(name: str, limit: int, kind: str, deadline: float = 120.0) -> tuple[float | None, list[str]]:
     with tempfile.TemporaryDirectory(dir=REPO / "build" if (REPO / "build").is_dir() else None) as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OOMGUARD_")}
-        env["OOMGUARD_DUMP_DIR"] = str(Path(tmp) / "dumps")
         extra = [tmp] if name == "page_cache_growth" else []
-        lines: queue.Queue[str | None] = queue.Queue()
-        kinds: list[str] = []
-        with RealCgroup(limit) as cgroup:
-            started = time.monotonic()
-            proc = cgroup.popen([sys.executable, str(SCENARIOS / f"{name}.py"), *extra], env=env)
-
-            def pump() -> None:
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    lines.put(line)
-                lines.put(None)
-
-            threading.Thread(target=pump, daemon=True).start()
-            found = None
-            while (left := started + deadline - time.monotonic()) > 0:
-                try:
-                    line = lines.get(timeout=left)
-                except queue.Empty:
-                    break
-                if line is None:
-                    break
-                if line.startswith("verdict "):
-                    verdict = json.loads(line[len("verdict ") :])
-                    kinds.append(verdict["kind"])
-                    if verdict["kind"] == kind:
-                        found = time.monotonic() - started
-                        break
-            proc.kill()
-            proc.communicate(timeout=30)
-    return found, kinds
+        run = run_scenario(name, limit, Path(tmp), *extra, until=lambda v: v["kind"] == kind, deadline=deadline)
+    found = run.first(kind)
+    return (found[0] if found else None), run.kinds()
 
 
 # -- heap-window overhead ------------------------------------------------------------
